@@ -1,9 +1,9 @@
 """The simulated Telegram: a server behind pyrogram's connection seam, its world and faults.
 
-    server = Server()
-    source = server.world.create_channel("News", username="news")
-    client = sim_client(server)          # inside the running loop
-    await client.start()
+server = Server()
+source = server.world.create_channel("News", username="news")
+client = sim_client(server)          # inside the running loop
+await client.start()
 """
 
 from __future__ import annotations

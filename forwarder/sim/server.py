@@ -168,7 +168,7 @@ class Server:
             raise fault.error
         keys = handlers.random_id_keys(query)
         if keys & self.world.in_flight_random_ids:
-            raise RpcFault(500, "RANDOM_ID_DUPLICATE")
+            raise RpcFault(400, "RANDOM_ID_DUPLICATE")
         self.world.in_flight_random_ids |= keys
         try:
             if fault is not None and fault.action is Action.DELAY:
