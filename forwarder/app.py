@@ -17,6 +17,7 @@ from pyrogram import Client, utils
 from pyrogram.handlers import ConnectHandler, MessageHandler
 from pyrogram.types import Message
 
+from forwarder.commands import JOURNAL_FILE
 from forwarder.delivery import Delivery
 from forwarder.errors import Verdict, classify
 from forwarder.intake import History, Intake, Route
@@ -28,8 +29,6 @@ from forwarder.settings import ChatRef, Settings
 from forwarder.stats import Stats, log_periodically
 
 log = logging.getLogger("forwarder.app")
-
-JOURNAL_FILE = "journal.sqlite3"
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
