@@ -25,9 +25,8 @@ async def run_command(command: str, settings: Settings) -> int:
 
 async def print_status(journal: Journal) -> None:
     rows = await journal.counts()
-    print(
-        f"{'source':>16} {'destination':>16} {'pending':>8} {'done':>8} {'skipped':>8} {'failed':>8}"
-    )
+    header = ("source", "destination", "pending", "done", "skipped", "failed")
+    print(" ".join(f"{word:>16}" if i < 2 else f"{word:>8}" for i, word in enumerate(header)))
     for row in rows:
         print(
             f"{row.source_chat_id:>16} {row.destination_chat_id:>16} {row.pending:>8}"

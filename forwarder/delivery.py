@@ -82,7 +82,9 @@ class Delivery:
     async def fetch(self, job: Job) -> list[Any]:
         """The job's source messages as they are now; the deleted ones are left out."""
         channel = await self.peer(job.source_chat_id)
-        ids = [raw.types.InputMessageID(id=message_id) for message_id in job.message_ids]
+        ids: list[Any] = [
+            raw.types.InputMessageID(id=message_id) for message_id in job.message_ids
+        ]
         query = raw.functions.channels.GetMessages(channel=channel, id=ids)
         answer = await self.invoke(query, f"reading chat {job.source_chat_id}")
         found = [m for m in answer.messages if not isinstance(m, raw.types.MessageEmpty)]

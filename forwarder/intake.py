@@ -179,7 +179,8 @@ class Intake:
         return max(0.0, min(deadlines) - now) if deadlines else None
 
     def _hold(self, message: Message) -> None:
-        source = self.sources.get(message.chat.id)
+        chat_id = message.chat.id if message.chat is not None else None
+        source = self.sources.get(chat_id) if chat_id is not None else None
         if source is not None and message.id >= source.next_id:
             source.held[message.id] = message
 

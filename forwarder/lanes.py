@@ -1,4 +1,4 @@
-"""One queue and one consumer task per destination: jobs of a lane run in order, lanes side by side.
+"""One queue and one consumer task per destination: a lane runs in order, lanes side by side.
 
 A FloodWait met by one lane is slept out inside that lane's task, so it holds up no other
 destination.

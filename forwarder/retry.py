@@ -39,7 +39,7 @@ class RetryPolicy:
 def flood_wait_s(error: BaseException) -> int | None:
     """The seconds a FloodWait (or FloodPremiumWait, not a subclass of it) asks for."""
     if isinstance(error, errors.FloodWait | errors.FloodPremiumWait):
-        return int(error.value or 0)
+        return int(error.value or 0)  # type: ignore[arg-type]  # always a number for these
     return None
 
 
@@ -63,16 +63,17 @@ class Retrier:
                 verdict, reason = classify(error)
                 if verdict is not Verdict.RETRY:
                     raise
-                wait_s = flood_wait_s(error)
-                if wait_s is not None:
+                flood_s = flood_wait_s(error)
+                if flood_s is not None:
                     floods += 1
-                    self._check_flood_budget(error, what, wait_s, floods)
-                    self.stats.flood_wait_s += wait_s
+                    self._check_flood_budget(error, what, flood_s, floods)
+                    self.stats.flood_wait_s += flood_s
+                    pause_s: float = flood_s
                 else:
                     failures += 1
-                    wait_s = self._check_failure_budget(error, what, reason, failures)
+                    pause_s = self._check_failure_budget(error, what, reason, failures)
                 self.stats.retried += 1
-                await asyncio.sleep(wait_s)
+                await asyncio.sleep(pause_s)
 
     def _check_flood_budget(self, error: Exception, what: str, wait_s: int, attempt: int) -> None:
         policy = self.policy

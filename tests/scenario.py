@@ -59,7 +59,7 @@ def forwarded_ids(server: Server, channel: Channel) -> list[int]:
 async def until(condition: Any, *, limit_s: float = 20.0) -> None:
     """Waits for `condition()` to hold, checking often; fails the test after `limit_s`."""
     async with asyncio.timeout(limit_s):
-        while not condition():
+        while not condition():  # noqa: ASYNC110  # polls any condition, bounded above
             await asyncio.sleep(0.01)
 
 

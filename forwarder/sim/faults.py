@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pyrogram.raw.core import TLObject
 
@@ -22,15 +23,15 @@ class Action(enum.Enum):
 class Fault:
     """A rule: requests of `method` (for which `when` holds) meet `action`, `times` times."""
 
-    method: type[TLObject]
+    method: type[TLObject[Any]]
     action: Action
-    when: Callable[[TLObject], bool] | None = None
+    when: Callable[[TLObject[Any]], bool] | None = None
     times: int | None = 1  # None: every time
     error: RpcFault | None = None
     delay_s: float = 0.0
     hits: int = 0
 
-    def matches(self, query: TLObject) -> bool:
+    def matches(self, query: TLObject[Any]) -> bool:
         if not isinstance(query, self.method) or self.times == 0:
             return False
         return self.when is None or self.when(query)
@@ -48,47 +49,47 @@ class Faults:
 
     def error(
         self,
-        method: type[TLObject],
+        method: type[TLObject[Any]],
         code: int,
         message: str,
         *,
-        when: Callable[[TLObject], bool] | None = None,
+        when: Callable[[TLObject[Any]], bool] | None = None,
         times: int | None = 1,
     ) -> Fault:
         return self.add(Fault(method, Action.ERROR, when, times, RpcFault(code, message)))
 
-    def flood_wait(self, method: type[TLObject], wait_s: int, **kwargs: object) -> Fault:
+    def flood_wait(self, method: type[TLObject[Any]], wait_s: int, **kwargs: object) -> Fault:
         return self.error(method, 420, f"FLOOD_WAIT_{wait_s}", **kwargs)  # type: ignore[arg-type]
 
     def hang(
         self,
-        method: type[TLObject],
+        method: type[TLObject[Any]],
         *,
-        when: Callable[[TLObject], bool] | None = None,
+        when: Callable[[TLObject[Any]], bool] | None = None,
         times: int | None = None,
     ) -> Fault:
         return self.add(Fault(method, Action.HANG, when, times))
 
     def lose_answer(
         self,
-        method: type[TLObject],
+        method: type[TLObject[Any]],
         *,
-        when: Callable[[TLObject], bool] | None = None,
+        when: Callable[[TLObject[Any]], bool] | None = None,
         times: int | None = 1,
     ) -> Fault:
         return self.add(Fault(method, Action.LOSE_ANSWER, when, times))
 
     def delay(
         self,
-        method: type[TLObject],
+        method: type[TLObject[Any]],
         delay_s: float,
         *,
-        when: Callable[[TLObject], bool] | None = None,
+        when: Callable[[TLObject[Any]], bool] | None = None,
         times: int | None = 1,
     ) -> Fault:
         return self.add(Fault(method, Action.DELAY, when, times, delay_s=delay_s))
 
-    def take(self, query: TLObject) -> Fault | None:
+    def take(self, query: TLObject[Any]) -> Fault | None:
         """The rule that applies to `query`, counted as used; None when none does."""
         for fault in self.rules:
             if fault.matches(query):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pyrogram import raw
 from pyrogram.raw.core import TLObject
@@ -19,11 +19,12 @@ from forwarder.sim.world import DC_ID, Channel, RpcFault, World
 
 log = logging.getLogger("forwarder.sim")
 
+T = TypeVar("T")
 Handler = Callable[[World, Any], object]
 _ZERO = {"int": 0, "str": "", "bool": False, "bytes": b"", "float": 0.0}
 
 
-def make(cls: type[TLObject], **fields: Any) -> Any:
+def make(cls: type[T], **fields: Any) -> T:
     """Builds a TL object, filling the required fields not given with zero values."""
     for name, param in inspect.signature(cls.__init__).parameters.items():
         if name == "self" or name in fields or param.default is not inspect.Parameter.empty:
@@ -33,7 +34,7 @@ def make(cls: type[TLObject], **fields: Any) -> Any:
     return cls(**fields)
 
 
-def channel_of(world: World, peer: TLObject) -> Channel:
+def channel_of(world: World, peer: TLObject[Any]) -> Channel:
     """The channel an InputPeerChannel or InputChannel names (access_hash 0: by membership)."""
     if isinstance(peer, raw.types.InputPeerChannel | raw.types.InputChannel):
         access_hash = peer.access_hash or None
@@ -41,7 +42,7 @@ def channel_of(world: World, peer: TLObject) -> Channel:
     raise RpcFault(400, "PEER_ID_INVALID")
 
 
-def channel_messages(channel: Channel, messages: list[Any], count: int) -> TLObject:
+def channel_messages(channel: Channel, messages: list[Any], count: int) -> TLObject[Any]:
     return raw.types.messages.ChannelMessages(
         pts=channel.pts,
         count=count,
@@ -55,7 +56,7 @@ def channel_messages(channel: Channel, messages: list[Any], count: int) -> TLObj
 # -- the account and the connection ---------------------------------------------------------
 
 
-def get_config(world: World, query: Any) -> TLObject:
+def get_config(world: World, query: Any) -> TLObject[Any]:
     options = [
         raw.types.DcOption(id=DC_ID, ip_address="127.0.0.1", port=443),
         raw.types.DcOption(id=DC_ID, ip_address="127.0.0.1", port=443, media_only=True),
@@ -72,11 +73,11 @@ def get_config(world: World, query: Any) -> TLObject:
     )
 
 
-def get_state(world: World, query: Any) -> TLObject:
+def get_state(world: World, query: Any) -> TLObject[Any]:
     return raw.types.updates.State(pts=1, qts=0, date=world.now(), seq=0, unread_count=0)
 
 
-def get_full_user(world: World, query: Any) -> TLObject:
+def get_full_user(world: World, query: Any) -> TLObject[Any]:
     me = world.account_user()
     full = raw.types.UserFull(
         id=me.id,
@@ -87,18 +88,18 @@ def get_full_user(world: World, query: Any) -> TLObject:
     return raw.types.users.UserFull(full_user=full, chats=[], users=[me])
 
 
-def get_users(world: World, query: Any) -> list[TLObject]:
+def get_users(world: World, query: Any) -> list[TLObject[Any]]:
     return [world.account_user() for _ in query.id]
 
 
 # -- peers ---------------------------------------------------------------------------------
 
 
-def get_channels(world: World, query: Any) -> TLObject:
+def get_channels(world: World, query: Any) -> TLObject[Any]:
     return raw.types.messages.Chats(chats=[channel_of(world, c).as_chat() for c in query.id])
 
 
-def resolve_username(world: World, query: Any) -> TLObject:
+def resolve_username(world: World, query: Any) -> TLObject[Any]:
     channel = world.channel_by_username(query.username)
     peer = raw.types.PeerChannel(channel_id=channel.channel_id)
     return raw.types.contacts.ResolvedPeer(peer=peer, chats=[channel.as_chat()], users=[])
@@ -113,7 +114,7 @@ def _input_message_id(item: Any) -> int:
     return item >> 32 if isinstance(item, int) else int(item.id)
 
 
-def get_messages(world: World, query: Any) -> TLObject:
+def get_messages(world: World, query: Any) -> TLObject[Any]:
     channel = channel_of(world, query.channel)
     found = []
     for message_id in map(_input_message_id, query.id):
@@ -122,7 +123,7 @@ def get_messages(world: World, query: Any) -> TLObject:
     return channel_messages(channel, found, len(found))
 
 
-def get_history(world: World, query: Any) -> TLObject:
+def get_history(world: World, query: Any) -> TLObject[Any]:
     """Newest first: ids below offset_id (all when 0), inside (min_id, max_id), then a page."""
     channel = channel_of(world, query.peer)
     ids = sorted(channel.messages, reverse=True)
@@ -133,7 +134,7 @@ def get_history(world: World, query: Any) -> TLObject:
     return channel_messages(channel, [channel.messages[i] for i in page], len(channel.messages))
 
 
-HANDLERS: dict[type[TLObject], Handler] = {
+HANDLERS: dict[type[TLObject[Any]], Handler] = {
     raw.functions.help.GetConfig: get_config,
     raw.functions.updates.GetState: get_state,
     raw.functions.users.GetFullUser: get_full_user,
@@ -147,7 +148,7 @@ HANDLERS: dict[type[TLObject], Handler] = {
 }
 
 
-def handle(world: World, query: TLObject) -> object:
+def handle(world: World, query: TLObject[Any]) -> object:
     handler = HANDLERS.get(type(query))
     if handler is None:
         log.error("the simulated Telegram has no answer for %s", type(query).__name__)
@@ -155,6 +156,6 @@ def handle(world: World, query: TLObject) -> object:
     return handler(world, query)
 
 
-def random_id_keys(query: TLObject) -> set[tuple[int, int]]:
+def random_id_keys(query: TLObject[Any]) -> set[tuple[int, int]]:
     """(peer, random_id) pairs a send carries, to spot the same send while it is in flight."""
     return sending.random_id_keys(query)

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from hashlib import sha1, sha256
 from io import BytesIO
+from typing import Any
 
 from pyrogram.crypto import aes
 from pyrogram.raw.core import Long, Message, TLObject
@@ -65,7 +66,7 @@ def decrypt(packet: bytes, auth_key: bytes) -> Incoming:
     return Incoming(session_id, Message.read(data))
 
 
-def encrypt(body: TLObject, msg_id: int, session_id: bytes, auth_key: bytes) -> bytes:
+def encrypt(body: TLObject[Any], msg_id: int, session_id: bytes, auth_key: bytes) -> bytes:
     """Packs and encrypts one server message for the client's session."""
     message = Message(body, msg_id, 0, len(body.write()))
     data = Long(0) + session_id + message.write()

@@ -38,14 +38,14 @@ _QUIET = (
 )
 
 
-class Encoded(bytes, TLObject):  # type: ignore[misc]
+class Encoded(bytes, TLObject[Any]):  # type: ignore[misc]
     """An answer that is already serialized, such as a Bool or a Vector."""
 
     def write(self, *args: Any) -> bytes:
         return bytes(self)
 
 
-def encode(result: object) -> TLObject:
+def encode(result: object) -> TLObject[Any]:
     if isinstance(result, bool):
         return Encoded(raw.core.Bool(result))
     if isinstance(result, list):
@@ -68,7 +68,7 @@ class Link:
         if self.open:
             self.server.spawn(self.server.handle_packet(self, packet))
 
-    def send(self, body: TLObject) -> None:
+    def send(self, body: TLObject[Any]) -> None:
         if self.open and self.session_id is not None:
             msg_id = self.server.msg_ids.next()
             self.deliver(mtproto.encrypt(body, msg_id, self.session_id, self.server.auth_key))
@@ -89,7 +89,7 @@ class Server:
         self.msg_ids = mtproto.MessageIds()
         self.links: set[Link] = set()
         self.subscribed: set[bytes] = set()
-        self.requests: list[TLObject] = []
+        self.requests: list[TLObject[Any]] = []
         self.refusing = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.world.listeners.append(self.push_updates)
@@ -146,7 +146,7 @@ class Server:
             self.subscribed.add(link.session_id or b"")
         self.spawn(self.answer(link, message.msg_id, query))
 
-    async def answer(self, link: Link, msg_id: int, query: TLObject) -> None:
+    async def answer(self, link: Link, msg_id: int, query: TLObject[Any]) -> None:
         fault = self.faults.take(query)
         if fault is not None and fault.action is Action.HANG:
             log.debug("hanging %s", type(query).__name__)
@@ -163,7 +163,7 @@ class Server:
             return
         link.send(raw.types.RpcResult(req_msg_id=msg_id, result=result))
 
-    async def _carry_out(self, query: TLObject, fault: Fault | None) -> TLObject:
+    async def _carry_out(self, query: TLObject[Any], fault: Fault | None) -> TLObject[Any]:
         if fault is not None and fault.action is Action.ERROR and fault.error is not None:
             raise fault.error
         keys = handlers.random_id_keys(query)
@@ -192,7 +192,7 @@ def _flatten(message: Message) -> Iterator[Message]:
         yield message
 
 
-def _unwrap(query: TLObject) -> TLObject:
+def _unwrap(query: TLObject[Any]) -> TLObject[Any]:
     while isinstance(query, _WRAPPERS):
         query = query.query
     return query
