@@ -117,7 +117,7 @@ class Delivery:
 
     async def _copy(self, job: Job) -> None:
         messages = await self.fetch(job)
-        if any(message.noforwards for message in messages):
+        if any(getattr(message, "noforwards", False) for message in messages):
             await self._reupload(job, messages)
             return
         try:

@@ -17,7 +17,7 @@ def save_file_part(world: World, query: Any) -> bool:
     return True
 
 
-def get_file(world: World, query: Any) -> TLObject:
+def get_file(world: World, query: Any) -> TLObject[Any]:
     location = query.location
     if not isinstance(location, _LOCATIONS):
         raise RpcFault(400, "LOCATION_INVALID")
@@ -43,6 +43,8 @@ def stored_file_of(world: World, media: Any) -> StoredFile:
         return world.store_file(data, "document", mime_type=media.mime_type, attributes=attributes)
     if isinstance(media, raw.types.InputMediaPhoto | raw.types.InputMediaDocument):
         ref = media.id
+        if not isinstance(ref, raw.types.InputPhoto | raw.types.InputDocument):
+            raise RpcFault(400, "MEDIA_EMPTY")
         stored = world.file_for(ref.id, ref.access_hash, ref.file_reference)
         if stored.protected:
             raise RpcFault(400, "CHAT_FORWARDS_RESTRICTED")

@@ -12,7 +12,7 @@ from pyrogram import raw
 from pyrogram.raw.core import TLObject
 
 from forwarder.sim import files
-from forwarder.sim.world import Channel, RpcFault, World
+from forwarder.sim.world import Channel, Posted, RpcFault, World
 
 
 def _target(world: World, peer: Any) -> Channel:
@@ -27,11 +27,13 @@ def _take_flood_tokens(world: World, target: Channel, fresh: int) -> None:
         raise RpcFault(420, f"FLOOD_WAIT_{wait_s}")
 
 
-def _send(world: World, target: Channel, drafts: list[tuple[int, dict[str, Any]]]) -> TLObject:
+def _send(
+    world: World, target: Channel, drafts: list[tuple[int, dict[str, Any]]]
+) -> TLObject[Any]:
     """Stores one message per (random_id, fields) not seen before; answers with all of them."""
     fresh = [rid for rid, _ in drafts if (target.channel_id, rid) not in world.sent_random_ids]
     _take_flood_tokens(world, target, len(fresh))
-    messages = []
+    messages: list[Posted] = []
     for random_id, fields in drafts:
         key = (target.channel_id, random_id)
         if key not in world.sent_random_ids:
@@ -42,12 +44,14 @@ def _send(world: World, target: Channel, drafts: list[tuple[int, dict[str, Any]]
     return world.updates_for(messages, target, [rid for rid, _ in drafts])
 
 
-def forward_messages(world: World, query: Any) -> TLObject:
+def forward_messages(world: World, query: Any) -> TLObject[Any]:
     source = _source(world, query.from_peer)
     target = _target(world, query.to_peer)
     if source.noforwards:
         raise RpcFault(400, "CHAT_FORWARDS_RESTRICTED")
-    originals = [source.messages.get(message_id) for message_id in query.id]
+    # A service message cannot be forwarded: it is passed over like a deleted one.
+    found = [source.messages.get(message_id) for message_id in query.id]
+    originals = [m if isinstance(m, raw.types.Message) else None for m in found]
     if not any(originals):
         raise RpcFault(400, "MESSAGE_ID_INVALID")
     groups: dict[int, int] = {}
@@ -84,13 +88,13 @@ def _forwarded_fields(
     return fields
 
 
-def send_message(world: World, query: Any) -> TLObject:
+def send_message(world: World, query: Any) -> TLObject[Any]:
     target = _target(world, query.peer)
     fields = {"message": query.message, "entities": query.entities}
     return _send(world, target, [(query.random_id, fields)])
 
 
-def send_media(world: World, query: Any) -> TLObject:
+def send_media(world: World, query: Any) -> TLObject[Any]:
     target = _target(world, query.peer)
     stored = files.stored_file_of(world, query.media)
     fields = {
@@ -101,7 +105,7 @@ def send_media(world: World, query: Any) -> TLObject:
     return _send(world, target, [(query.random_id, fields)])
 
 
-def send_multi_media(world: World, query: Any) -> TLObject:
+def send_multi_media(world: World, query: Any) -> TLObject[Any]:
     target = _target(world, query.peer)
     if not 1 < len(query.multi_media) <= 10:
         raise RpcFault(400, "MULTI_MEDIA_TOO_LONG")
@@ -119,12 +123,12 @@ def send_multi_media(world: World, query: Any) -> TLObject:
     return _send(world, target, drafts)
 
 
-def upload_media(world: World, query: Any) -> TLObject:
+def upload_media(world: World, query: Any) -> TLObject[Any]:
     _target(world, query.peer)
     return files.stored_file_of(world, query.media).as_media(world.now())
 
 
-def random_id_keys(query: TLObject) -> set[tuple[int, int]]:
+def random_id_keys(query: TLObject[Any]) -> set[tuple[int, int]]:
     """(peer, random_id) pairs a send carries, to spot the same send while it is in flight."""
     peer = getattr(query, "to_peer", None) or getattr(query, "peer", None)
     peer_id = getattr(peer, "channel_id", 0)

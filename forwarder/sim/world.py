@@ -73,6 +73,10 @@ class StoredFile:
         )
 
 
+# What a channel holds: posts, and service messages (a rename, a pin).
+Posted = raw.types.Message | raw.types.MessageService
+
+
 @dataclass
 class Channel:
     """A broadcast channel. The account reads it when a member, writes to it when a writer."""
@@ -84,7 +88,7 @@ class Channel:
     member: bool = True
     writer: bool = True
     access_hash: int = field(default_factory=lambda: int.from_bytes(os.urandom(7), "big"))
-    messages: dict[int, raw.types.Message] = field(default_factory=dict)
+    messages: dict[int, Posted] = field(default_factory=dict)
     last_message_id: int = 0
     pts: int = 1
 
@@ -189,9 +193,21 @@ class World:
         return stored
 
     def expire_file_references(self) -> None:
-        """Every file reference handed out so far stops working, as Telegram's do in time."""
+        """Every file reference handed out so far stops working, as Telegram's do in time.
+
+        Messages read from now on carry the new references, as a message fetched again does.
+        """
         for stored in self.files.values():
             stored.file_reference = os.urandom(16)
+        for channel in self.channels.values():
+            for message in channel.messages.values():
+                self._renew_file_reference(message)
+
+    def _renew_file_reference(self, message: Posted) -> None:
+        media = message.media if isinstance(message, raw.types.Message) else None
+        file = getattr(media, "photo", None) or getattr(media, "document", None)
+        if isinstance(file, raw.types.Photo | raw.types.Document) and file.id in self.files:
+            file.file_reference = self.files[file.id].file_reference
 
     def file_for(self, file_id: int, access_hash: int, file_reference: bytes) -> StoredFile:
         stored = self.files.get(file_id)
@@ -213,6 +229,21 @@ class World:
         self.broadcast([message], channel)
         return message
 
+    def add_service_message(
+        self, channel: Channel, action: raw.base.MessageAction
+    ) -> raw.types.MessageService:
+        """Stores a service message (a rename, a pin) and tells the listeners."""
+        message = raw.types.MessageService(
+            id=channel.next_message_id(),
+            peer_id=raw.types.PeerChannel(channel_id=channel.channel_id),
+            date=self.now(),
+            action=action,
+            post=True,
+        )
+        channel.messages[message.id] = message
+        self.broadcast([message], channel)
+        return message
+
     def build_message(self, channel: Channel, **fields: object) -> raw.types.Message:
         fields.setdefault("message", "")
         return raw.types.Message(
@@ -224,7 +255,7 @@ class World:
             **fields,  # type: ignore[arg-type]
         )
 
-    def broadcast(self, messages: list[raw.types.Message], channel: Channel) -> None:
+    def broadcast(self, messages: Sequence[Posted], channel: Channel) -> None:
         if not channel.member:
             return
         updates = self.updates_for(messages, channel)
@@ -232,7 +263,7 @@ class World:
             listener(updates)
 
     def updates_for(
-        self, messages: list[raw.types.Message], channel: Channel, random_ids: Sequence[int] = ()
+        self, messages: Sequence[Posted], channel: Channel, random_ids: Sequence[int] = ()
     ) -> raw.types.Updates:
         items: list[raw.base.Update] = [
             raw.types.UpdateMessageID(id=message.id, random_id=random_id)
@@ -254,5 +285,6 @@ class World:
         channel.messages.pop(message_id, None)
 
     def history(self, channel: Channel) -> list[raw.types.Message]:
-        """The channel's messages, oldest first."""
-        return [channel.messages[key] for key in sorted(channel.messages)]
+        """The channel's posts, oldest first; its service messages are left out."""
+        posted = [channel.messages[key] for key in sorted(channel.messages)]
+        return [message for message in posted if isinstance(message, raw.types.Message)]
