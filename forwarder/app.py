@@ -187,6 +187,8 @@ class Forwarder:
 
     async def stop(self) -> None:
         """Stops taking posts in, lets jobs in flight finish within the grace period."""
+        if self.journal is None:
+            return  # never started: no "stopped" line after the error that prevented it
         for handler in self._handlers:
             with contextlib.suppress(Exception):
                 self.client.remove_handler(*handler)

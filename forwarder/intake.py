@@ -253,7 +253,7 @@ class Intake:
             await self._fill_source(source)
 
     async def _fill_source(self, source: _Source) -> None:
-        after = source.next_id - 1 + len(source.album)
+        after = source.next_id - 1  # next_id is past the parts of an open album already
         try:
             messages = await self.history.newer_than(source.chat_id, after)
         except Exception as error:
