@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from pyrogram import Client, utils
@@ -22,7 +23,7 @@ from forwarder.delivery import Delivery
 from forwarder.errors import Verdict, classify
 from forwarder.intake import History, Intake, Route
 from forwarder.jobs import Job, Outcome
-from forwarder.journal import Journal
+from forwarder.journal import Journal, JournalError
 from forwarder.lanes import Lanes
 from forwarder.retry import Retrier, RetryPolicy
 from forwarder.settings import ChatRef, Settings
@@ -39,6 +40,17 @@ def retry_policy(settings: Settings) -> RetryPolicy:
         deadline_max_attempts=settings.deadline_max_attempts,
         retry_delay_s=min(1.0, settings.api_timeout_s),
     )
+
+
+def make_data_dir(folder: Path) -> None:
+    """Creates the data dir; one that cannot be made stops the start as the journal's errors do."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise JournalError(
+            f"Cannot create the data dir {folder} for the journal: {error.strerror}; "
+            "set FORWARDER_DATA_DIR to a folder the forwarder may create or write."
+        ) from error
 
 
 class Forwarder:
@@ -67,8 +79,10 @@ class Forwarder:
 
     async def start(self) -> None:
         """Opens the journal, starts the Client, resumes pending jobs, then takes in posts."""
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_data_dir(self.settings.data_dir)
         self.journal = await Journal.open(self.settings.data_dir / JOURNAL_FILE)
+        # Also on start: a forwarder restarted more often than the interval would never prune.
+        await self._prune()
         if not self.client.is_connected:
             await self.client.start()
             self._started_client = True

@@ -247,6 +247,19 @@ async def tcp_server(server: Server) -> AsyncIterator[str]:
     await listener.wait_closed()
 
 
+def account_env(server: Server, tcp_server: str, data_dir: Path) -> dict[str, str]:
+    """Everything `run` needs to reach the simulated Telegram and forward one route."""
+    source, mirror = server.world.create_channel("Source"), server.world.create_channel("Mirror")
+    return base_env(
+        data_dir,
+        api_id=str(sim.API_ID),
+        api_hash=sim.API_HASH,
+        session_string=server.session_string(),
+        telegram_server=tcp_server,
+        routes=json.dumps([{"source": source.chat_id, "destinations": [mirror.chat_id]}]),
+    )
+
+
 @pytest.mark.parametrize("command", ["run", "status", "failed", "retry"])
 @pytest.mark.parametrize("kind", ["not a database", "damaged"])
 async def test_an_unreadable_journal_stops_with_one_line_and_leaves_the_file_as_it_was(
@@ -260,15 +273,7 @@ async def test_an_unreadable_journal_stops_with_one_line_and_leaves_the_file_as_
     else:
         not_a_database(path)
     before = snapshot(data_dir)
-    source, mirror = server.world.create_channel("Source"), server.world.create_channel("Mirror")
-    env = base_env(
-        data_dir,
-        api_id=str(sim.API_ID),
-        api_hash=sim.API_HASH,
-        session_string=server.session_string(),
-        telegram_server=tcp_server,
-        routes=json.dumps([{"source": source.chat_id, "destinations": [mirror.chat_id]}]),
-    )
+    env = account_env(server, tcp_server, data_dir)
 
     finished = await run_cli(tmp_path, env, command)
 
@@ -278,6 +283,21 @@ async def test_an_unreadable_journal_stops_with_one_line_and_leaves_the_file_as_
     assert line.startswith(f"forwarder: Cannot open the journal {path}: ")
     assert server.session_string() not in finished.stderr
     assert snapshot(data_dir) == before
+
+
+async def test_a_data_dir_that_cannot_be_made_stops_with_one_line(
+    server: Server, tcp_server: str, tmp_path: Path
+) -> None:
+    in_the_way = tmp_path / "notes.txt"
+    in_the_way.write_text("a file where the data dir's parent should be\n")
+    env = account_env(server, tcp_server, in_the_way / "data")
+
+    finished = await run_cli(tmp_path, env, "run")
+
+    assert finished.code == 2
+    [line] = finished.stderr_lines
+    assert line.startswith(f"forwarder: Cannot create the data dir {in_the_way / 'data'} ")
+    assert in_the_way.read_text() == "a file where the data dir's parent should be\n"
 
 
 @pytest.mark.parametrize(

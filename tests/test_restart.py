@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from pyrogram import raw
 
 from forwarder import sim
 from forwarder.commands import JOURNAL_FILE
+from forwarder.jobs import Job, Mode, Outcome
 from forwarder.journal import Journal
 from forwarder.sim import Channel, Server
 from tests.scenario import forwarded_ids, make_settings, running, settle, until
@@ -371,3 +373,26 @@ async def test_a_post_whose_update_was_missed_is_filled_at_the_interval(
         await settle(forwarder, 1)
 
     assert forwarded_ids(server, mirror) == [1]
+
+
+async def test_done_jobs_older_than_the_prune_age_are_pruned_on_start(
+    server: Server, tmp_path: Path
+) -> None:
+    world = server.world
+    source, mirror = world.create_channel("Source"), world.create_channel("Mirror")
+    eight_days_ago = time.time() - 8 * 24 * 3600
+    old_jobs = [Job(source.chat_id, (n,), mirror.chat_id, Mode.FORWARD) for n in (1, 2, 3)]
+    async with await Journal.open(tmp_path / JOURNAL_FILE, clock=lambda: eight_days_ago) as old:
+        done, skipped, failed = await old.record(old_jobs, last_seen={source.chat_id: 3})
+        await old.finish(done, Outcome.done(), 1)
+        await old.finish(skipped, Outcome.skipped("the source message was deleted"), 1)
+        await old.finish(failed, Outcome.failed("FloodWait"), 5)
+    settings = make_settings(tmp_path, route_of(source, mirror), prune_age_s=7 * 24 * 3600)
+
+    async with running(server, settings):
+        pass
+
+    async with await Journal.open(tmp_path / JOURNAL_FILE) as journal:
+        assert [entry.job.first_message_id for entry in await journal.failed()] == [3]
+        [counts] = await journal.counts()
+        assert (counts.done, counts.skipped, counts.failed) == (0, 0, 1)
