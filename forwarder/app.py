@@ -18,12 +18,11 @@ from pyrogram import Client, utils
 from pyrogram.handlers import ConnectHandler, MessageHandler
 from pyrogram.types import Message
 
-from forwarder.commands import JOURNAL_FILE
 from forwarder.delivery import Delivery
 from forwarder.errors import Verdict, classify
 from forwarder.intake import History, Intake, Route
 from forwarder.jobs import Job, Outcome
-from forwarder.journal import Journal, JournalError
+from forwarder.journal import JOURNAL_FILE, Journal, JournalError
 from forwarder.lanes import Lanes
 from forwarder.retry import Retrier, RetryPolicy
 from forwarder.settings import ChatRef, Settings
@@ -211,7 +210,6 @@ class Forwarder:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         left = await self.lanes.stop(self.settings.shutdown_grace_s)
         log.info("stopped: %s; %d jobs left pending for the next start", self.stats.line(), left)
-        if self.journal is not None:
-            await self.journal.close()
+        await self.journal.close()
         if self._started_client and self.client.is_connected:
             await self.client.stop()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from forwarder.journal import Journal
+from forwarder.journal import JOURNAL_FILE, Journal
 from forwarder.settings import Settings
-
-JOURNAL_FILE = "journal.sqlite3"
 
 
 async def run_command(command: str, settings: Settings) -> int:

@@ -216,8 +216,6 @@ class Intake:
         if group is None:
             await self._emit(source.chat_id, [message])
             return
-        if not source.album:
-            source.album_since = now
         source.album.append(message)
         source.album_since = now
         if len(source.album) == ALBUM_MAX_ITEMS:

@@ -31,6 +31,7 @@ from forwarder.jobs import Job, Mode, Outcome, State
 logger = logging.getLogger("forwarder.journal")
 
 SCHEMA_VERSION = 1  # kept in PRAGMA user_version
+JOURNAL_FILE = "journal.sqlite3"  # inside the data dir
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from pyrogram import raw
 
-from forwarder.commands import JOURNAL_FILE
-from forwarder.journal import Journal
+from forwarder.journal import JOURNAL_FILE, Journal
 from forwarder.sim import Channel, Server
 from tests.scenario import forwarded_ids, make_settings, running, settle, until
 

@@ -10,7 +10,7 @@ import pytest
 from pyrogram import raw
 
 from forwarder.app import Forwarder
-from forwarder.journal import Journal
+from forwarder.journal import JOURNAL_FILE, Journal
 from forwarder.sim import Channel, Server, sim_client
 from tests.scenario import forwarded_ids, make_settings, running, settle, texts, until
 
@@ -172,7 +172,7 @@ async def test_shutdown_in_a_burst_finishes_in_flight_jobs_and_keeps_the_rest_pe
     await forwarder.stop()
 
     delivered = forwarded_ids(server, mirror)
-    journal = await Journal.open(tmp_path / "journal.sqlite3")
+    journal = await Journal.open(tmp_path / JOURNAL_FILE)
     pending = await journal.pending()
     await journal.close()
     assert delivered == list(range(1, len(delivered) + 1))

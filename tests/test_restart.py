@@ -21,9 +21,8 @@ import pytest
 from pyrogram import raw
 
 from forwarder import sim
-from forwarder.commands import JOURNAL_FILE
 from forwarder.jobs import Job, Mode, Outcome
-from forwarder.journal import Journal
+from forwarder.journal import JOURNAL_FILE, Journal
 from forwarder.sim import Channel, Server
 from tests.scenario import forwarded_ids, make_settings, running, settle, until
 
