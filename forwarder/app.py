@@ -190,6 +190,16 @@ class Forwarder:
 
     # -- stop -----------------------------------------------------------------------------
 
+    async def wait_ended(self, count: int) -> None:
+        """Waits until `count` jobs have ended and nothing more is queued or in flight.
+
+        No deadline of its own: callers (the demo, tests, benchmarks) bound it.
+        """
+        # Polls counters the lanes update, so it needs no hook in the hot path.
+        while self.stats.ended < count:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await self.wait_idle()
+
     async def wait_idle(self) -> None:
         """Waits until every job taken in so far has ended (for tests, the demo, benchmarks)."""
         while True:

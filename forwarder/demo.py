@@ -55,20 +55,12 @@ async def run_demo() -> int:
         await forwarder.start()
         for number in range(1, POSTS + 1):
             world.add_message(source, message=f"post {number}")
-        await _until_ended(forwarder, POSTS * len(mirrors))
+        async with asyncio.timeout(60):
+            await forwarder.wait_ended(POSTS * len(mirrors))
         await forwarder.stop()
     await server.close()
     report(server, mirrors, forwarder)
     return 0
-
-
-async def _until_ended(forwarder: Forwarder, jobs: int) -> None:
-    stats = forwarder.stats
-    async with asyncio.timeout(60):
-        # Polls counters the lanes update; bounded by the timeout above.
-        while stats.done + stats.skipped + stats.failed < jobs:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-    await forwarder.wait_idle()
 
 
 def report(server: Server, mirrors: list[Channel], forwarder: Forwarder) -> None:

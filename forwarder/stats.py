@@ -24,6 +24,11 @@ class Stats:
     retried: int = 0
     flood_wait_s: float = 0.0
 
+    @property
+    def ended(self) -> int:
+        """Jobs that ended, however: done, skipped or failed."""
+        return self.done + self.skipped + self.failed
+
     def queued(self, count: int = 1) -> None:
         self.enqueued += count
         self.pending += count

@@ -65,6 +65,5 @@ async def until(condition: Any, *, limit_s: float = 20.0) -> None:
 
 async def settle(forwarder: Forwarder, ended: int) -> None:
     """Waits until `ended` jobs have ended and nothing more is queued or in flight."""
-    stats = forwarder.stats
-    await until(lambda: stats.done + stats.skipped + stats.failed >= ended)
-    await forwarder.wait_idle()
+    async with asyncio.timeout(20):
+        await forwarder.wait_ended(ended)
