@@ -154,8 +154,3 @@ def handle(world: World, query: TLObject[Any]) -> object:
         log.error("the simulated Telegram has no answer for %s", type(query).__name__)
         raise RpcFault(400, "METHOD_NOT_SIMULATED")
     return handler(world, query)
-
-
-def random_id_keys(query: TLObject[Any]) -> set[tuple[int, int]]:
-    """(peer, random_id) pairs a send carries, to spot the same send while it is in flight."""
-    return sending.random_id_keys(query)

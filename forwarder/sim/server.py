@@ -15,7 +15,7 @@ from typing import Any
 from pyrogram import raw
 from pyrogram.raw.core import Message, MsgContainer, TLObject
 
-from forwarder.sim import handlers, mtproto
+from forwarder.sim import handlers, mtproto, sending
 from forwarder.sim.faults import Action, Fault, Faults
 from forwarder.sim.world import API_ID, DC_ID, RpcFault, World
 
@@ -166,7 +166,7 @@ class Server:
     async def _carry_out(self, query: TLObject[Any], fault: Fault | None) -> TLObject[Any]:
         if fault is not None and fault.action is Action.ERROR and fault.error is not None:
             raise fault.error
-        keys = handlers.random_id_keys(query)
+        keys = sending.random_id_keys(query)
         if keys & self.world.in_flight_random_ids:
             raise RpcFault(400, "RANDOM_ID_DUPLICATE")
         self.world.in_flight_random_ids |= keys
